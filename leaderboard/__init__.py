@@ -1,0 +1,1 @@
+"""The equibench leaderboard: submission checks, the store of results files, and the renderer."""

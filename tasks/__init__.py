@@ -1,0 +1,1 @@
+"""Built-in equibench tasks, one sub-package per task (installed as ``equibench_tasks``)."""
