@@ -7,7 +7,7 @@ The flat public API (the runner, CLI and registry are imported on demand):
 __version__ = "0.1.0"
 
 from .decomposition import Decomposition, combine, loss_decomposition
-from .probe import ProbeResult, probe_equivariance, probe_rotations, relative_deviation, twisted_predictions
+from .probe import ProbeResult, Twirled, probe_equivariance, probe_rotations, relative_deviation, twisted_predictions
 from .rotations import (cube_rotations, inverse, quaternion_to_matrix, random_rotations, rotate, rotate_grid,
                         rotate_vectors, rotation_angles)
 from .task import (Budget, Example, Geometry, OutputSpec, PointCloudGeometry, ProbeSettings, Task,
@@ -15,7 +15,7 @@ from .task import (Budget, Example, Geometry, OutputSpec, PointCloudGeometry, Pr
 
 __all__ = [
     "Budget", "Decomposition", "Example", "Geometry", "OutputSpec", "PointCloudGeometry", "ProbeResult",
-    "ProbeSettings", "Task", "VoxelGeometry", "combine", "cube_rotations", "hash_split", "inverse",
+    "ProbeSettings", "Task", "Twirled", "VoxelGeometry", "combine", "cube_rotations", "hash_split", "inverse",
     "loss_decomposition", "probe_equivariance", "probe_rotations", "quaternion_to_matrix",
     "random_rotations", "relative_deviation", "rotate", "rotate_grid", "rotate_vectors", "rotation_angles",
     "twisted_predictions",

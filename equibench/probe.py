@@ -106,3 +106,21 @@ def relative_deviation(twisted: torch.Tensor, plain: torch.Tensor, example_index
                                device=plain_sq.device).index_add_(0, example_index, plain_sq)
     denominator = plain_sq.sqrt().mean()
     return float(diff_sq.sqrt().mean() / denominator) if denominator > 0 else 0.0
+
+
+class Twirled(torch.nn.Module):
+    """The test-time symmetrised model ``f̄(x) = mean_k ρ(R_k)^-1 f(R_k x)`` (one batched pass).
+
+    With the 24 cube rotations on grids this is exactly cube-equivariant; with K Haar-random
+    rotations it is the Monte Carlo twirl the decomposition's ``twirl`` term scores.
+    """
+
+    def __init__(self, model: torch.nn.Module, geometry: Geometry, outputs: tuple[OutputSpec, ...],
+                 rotations: torch.Tensor):
+        super().__init__()
+        self.model, self.geometry, self.outputs = model, geometry, outputs
+        self.register_buffer("rotations", rotations)
+
+    def forward(self, inputs) -> dict[str, torch.Tensor]:
+        twisted, _ = twisted_predictions(self.model, self.geometry, inputs, self.outputs, self.rotations)
+        return {name: value.mean(0) for name, value in twisted.items()}

@@ -142,3 +142,17 @@ def test_missing_output_is_named():
     with pytest.raises(KeyError, match="energy"):
         probe_equivariance(lambda b: {"forces": b.pos}, PointCloudGeometry(), _example(batch, (FORCES, ENERGY)),
                            (FORCES, ENERGY), cube_rotations(dtype=torch.float64)[:3])
+
+
+def test_twirled_model_is_exactly_cube_equivariant_and_averages():
+    from equibench.probe import Twirled
+
+    torch.manual_seed(1)
+    conv = torch.nn.Conv3d(2, 2, 3, padding=1).double()
+    group = cube_rotations(dtype=torch.float64)
+    twirled = Twirled(lambda g: {"grid": conv(g)}, VoxelGeometry(), (GRID,), group)
+    example = _grid_example()
+    result = probe_equivariance(twirled, VoxelGeometry(), example, (GRID,), group, exact=True)
+    assert result.combined.relative < 1e-25
+    manual = torch.stack([rotate_grid(conv(rotate_grid(example.inputs, r)), r.T) for r in group]).mean(0)
+    assert torch.allclose(twirled(example.inputs)["grid"], manual, atol=1e-12)
