@@ -40,6 +40,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
               "tasks (`pip install .` in the repository) or a package that registers tasks in the "
               "'equibench.tasks' entry-point group.", file=sys.stderr)
         return 2
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     config = RunConfig(task=args.task, model=args.model, dataset=args.dataset, data_dir=args.data_dir,
                        subset=args.subset, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                        seed=args.seed, device=args.device, out=args.out, augment=args.augment,
@@ -124,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start again even if a checkpoint exists")
     p.add_argument("--limit", type=int, help="evaluate at most N held-out batches (smoke tests; marked partial)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 
