@@ -142,3 +142,24 @@ def test_equivariance_probe(benchmark, task_name, model_name):
         synchronize()
 
     _run(benchmark, "probe", case, probe)
+
+
+@pytest.mark.parametrize(("task_name", "model_name"), CASES)
+def test_k_plain_forward_passes(benchmark, task_name, model_name):
+    """The reference for the probe's cost: K + 1 separate forward passes over rotated copies of the
+    same held-out batch (what a loop over rotations would run). Compare with ``probe / <task>``."""
+    from equibench.probe import probe_rotations
+
+    case = Case(task_name, model_name)
+    case.model.eval()
+    rotations, _ = probe_rotations(case.task.probe_settings, device=DEVICE)
+    copies = [case.task.geometry.twist_inputs(case.heldout.inputs, r[None]) for r in rotations]
+    copies.append(case.heldout.inputs)
+
+    def loop():
+        with torch.no_grad():
+            for inputs in copies:
+                case.model(inputs)
+        synchronize()
+
+    _run(benchmark, "probe", case, loop)
