@@ -59,6 +59,18 @@ def render(store: str | Path, out: str | Path) -> Rendered:
     return Rendered(markdown, page, len(runs))
 
 
+def copy_into_readme(markdown: Path, readme: Path, start: str, end: str) -> None:
+    """Replace the text between the ``start`` and ``end`` lines of ``readme`` with the body of the rendered
+    ``markdown`` (its title line dropped, headings demoted one level)."""
+    text = readme.read_text(encoding="utf-8")
+    if start not in text or end not in text or text.index(start) > text.index(end):
+        raise ValueError(f"{readme} lacks the marker lines {start!r} ... {end!r}")
+    body = markdown.read_text(encoding="utf-8").split("\n", 1)[1].strip()
+    body = "\n".join("#" + line if line.startswith("#") else line for line in body.splitlines())
+    head, rest = text.split(start, 1)
+    readme.write_text(f"{head}{start}\n{body}\n{end}{rest.split(end, 1)[1]}", encoding="utf-8")
+
+
 # --- Markdown -----------------------------------------------------------------------------------
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")

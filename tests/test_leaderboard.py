@@ -375,3 +375,16 @@ def test_equibench_cli_has_the_commands_when_the_entry_point_is_installed():
 
     args = build_parser().parse_args(["leaderboard", "--store", "x"])
     assert args.func.__module__ == "equibench_leaderboard.cli"
+
+
+def test_copy_into_readme_replaces_only_the_marked_block(tmp_path):
+    from equibench_leaderboard.render import copy_into_readme
+
+    markdown = tmp_path / "LEADERBOARD.md"
+    markdown.write_text("# title\n\n## md17\n\n| a |\n|---|\n| 1 |\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- s -->\nold table\n<!-- e -->\noutro\n")
+    copy_into_readme(markdown, readme, "<!-- s -->", "<!-- e -->")
+    assert readme.read_text() == "intro\n<!-- s -->\n### md17\n\n| a |\n|---|\n| 1 |\n<!-- e -->\noutro\n"
+    with pytest.raises(ValueError, match="marker"):
+        copy_into_readme(markdown, readme, "<!-- x -->", "<!-- e -->")
