@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .efficiency import EQUIVARIANCE_THRESHOLD, Gap, best_loss, first_step_at_or_below, paired_gaps
+from .efficiency import EQUIVARIANCE_THRESHOLD, Gap, best_loss, step_settled_at_or_below, paired_gaps
 from .store import StoredRun
 
 DASH = "–"
@@ -174,7 +174,7 @@ def _section(task: str, version: str, dataset: str | None, metric: str, note: st
         model, cost = res["model"], res["cost"]
         decomposition = res["final"]["decomposition"]
         combined = decomposition["combined"] if decomposition else None
-        step = first_step_at_or_below(res["curve"])
+        step = step_settled_at_or_below(res["curve"])
         primary = _primary(run, metric)
         tooltip = "; ".join(x for x in (
             card.get("description"), f"by {card['authors']}" if card.get("authors") else None,
@@ -208,7 +208,7 @@ def _section(task: str, version: str, dataset: str | None, metric: str, note: st
                     "was at most 2%"),
     ])
     for i, j, gap in gaps:
-        step = first_step_at_or_below(runs[j].results["curve"])
+        step = step_settled_at_or_below(runs[j].results["curve"])
         gap_table.rows.append([
             Cell(labels[i], labels[i]), Cell(labels[j], labels[j]),
             Cell(runs[i].results["environment"]["device_name"], runs[i].results["environment"]["device_name"]),

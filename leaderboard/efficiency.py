@@ -27,9 +27,10 @@ Definitions
 - Runs are paired only on the same task, task version, dataset and ``environment.device_name``:
   timings from different devices are never compared.
 
-``first_step_at_or_below(curve, 0.02)`` is the first checkpoint step whose relative equivariance
-error ``curve[*].decomposition.combined.relative`` is ``<= 2 %`` (the paper's threshold); it is a
-checkpoint step, so the true crossing lies between the previous checkpoint and this one.
+``step_settled_at_or_below(curve, 0.02)`` is the first checkpoint step from which the relative
+equivariance error ``curve[*].decomposition.combined.relative`` stays ``<= 2 %`` (the paper's
+threshold); it is a checkpoint step, so the true crossing lies between the previous checkpoint and
+this one.
 """
 from __future__ import annotations
 
@@ -89,14 +90,24 @@ def time_to_loss(curve: Curve, target: float) -> float | None:
     return None
 
 
-def first_step_at_or_below(curve: Curve, threshold: float = EQUIVARIANCE_THRESHOLD) -> int | None:
-    """The first checkpoint step whose relative equivariance error is ``<= threshold``; ``None`` if never."""
+def step_settled_at_or_below(curve: Curve, threshold: float = EQUIVARIANCE_THRESHOLD) -> int | None:
+    """The first checkpoint step from which the relative equivariance error stays ``<= threshold`` at every
+    later checkpoint; ``None`` if the last checkpoint is above it.
+
+    "Stays" matters: an untrained model whose outputs barely depend on the input reads ~0 at step 0,
+    and its error rises as it starts to use the geometry; only falling back below the threshold counts.
+    """
+    settled = None
     for point in sorted(curve, key=lambda p: p["step"]):
         combined = ((point.get("decomposition") or {}).get("combined") or {})
         relative = combined.get("relative")
-        if isinstance(relative, (int, float)) and relative <= threshold:
-            return int(point["step"])
-    return None
+        if not isinstance(relative, (int, float)):
+            continue
+        if relative <= threshold:
+            settled = int(point["step"]) if settled is None else settled
+        else:
+            settled = None
+    return settled
 
 
 def comparable(a: Results, b: Results) -> bool:

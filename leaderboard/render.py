@@ -25,8 +25,8 @@ COLUMNS = [
     ("primary metric", "the task's own test metric (lower is better); rows are ranked by it"),
     ("rel. equivariance error", "final L_equiv / L_total on held-out data: the share of the loss caused by "
                                 "imperfect symmetry, ± its standard error"),
-    (f"step ≤ {EQUIVARIANCE_THRESHOLD:.0%}", "first checkpoint at which the relative equivariance error was at most "
-                                             "2% (\"never\" if it was not)"),
+    (f"step ≤ {EQUIVARIANCE_THRESHOLD:.0%}", "first checkpoint from which the relative equivariance error stayed at "
+                                             "most 2% (\"never\" if the last one is above)"),
     ("efficiency gap", "training seconds the equivariant model needs to reach the worse of the two runs' best "
                        "held-out losses, divided by the non-equivariant model's; only runs on the same device are "
                        "paired; shown against the paired run with the lowest held-out loss"),

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from equibench.results import seal, validate_results
-from equibench_leaderboard.efficiency import (best_loss, efficiency_gap, first_step_at_or_below, paired_gaps,
+from equibench_leaderboard.efficiency import (best_loss, efficiency_gap, step_settled_at_or_below, paired_gaps,
                                               time_to_loss)
 from equibench_leaderboard.render import render
 from equibench_leaderboard.store import StoreError, load_store, relative_path
@@ -119,15 +119,20 @@ def test_time_to_loss_interpolates_in_log_loss_between_checkpoints():
     assert time_to_loss(shuffled, 1e-1) == pytest.approx(5.0)
 
 
-def test_first_step_at_or_below_two_percent():
+def test_step_settled_at_or_below_two_percent():
     # relative = 0.5 * exp(-step / 100) <= 0.02 first for step >= 100 * log(25) = 321.9 -> checkpoint 1000
     run = make_results("mlp", False, rel0=0.5, rel_decay=100.0)
-    assert first_step_at_or_below(run["curve"]) == 1000
-    assert first_step_at_or_below(run["curve"], 0.5) == 0
+    assert step_settled_at_or_below(run["curve"]) == 1000
+    assert step_settled_at_or_below(run["curve"], 0.5) == 0
     never = make_results("mlp", False, rel0=0.5, rel_decay=1e9)
-    assert first_step_at_or_below(never["curve"]) is None
+    assert step_settled_at_or_below(never["curve"]) is None
     exactly = [{"step": 7, "decomposition": {"combined": {"relative": 0.02}}}]
-    assert first_step_at_or_below(exactly) == 7
+    assert step_settled_at_or_below(exactly) == 7
+    # an untrained model reads ~0, rises as it learns, then falls: only the fall counts
+    rise_fall = [{"step": s, "decomposition": {"combined": {"relative": r}}}
+                 for s, r in ((0, 0.005), (100, 0.3), (1000, 0.01), (3000, 0.015))]
+    assert step_settled_at_or_below(rise_fall) == 1000
+    assert step_settled_at_or_below(rise_fall[:2]) is None
 
 
 def test_runs_on_different_devices_are_never_paired():
