@@ -198,3 +198,17 @@ def test_permutation_equivariance(name, task):
     for spec in task.outputs:
         expected = plain[spec.name][order] if spec.level == "node" else plain[spec.name]
         torch.testing.assert_close(shuffled[spec.name], expected, rtol=1e-9, atol=1e-9)
+
+
+def test_transformer_eval_mode_matches_training_mode_on_padded_batches(task):
+    # molecules of different sizes are padded; torch's inference fast path once turned the
+    # float attention mask into NaN in eval mode
+    model = build("transformer", task)
+    example = task.probe_example(n_molecules=4, seed=3)
+    with torch.no_grad():
+        training = model(example.inputs)
+        model.eval()
+        evaluation = model(example.inputs)
+    for name, value in evaluation.items():
+        assert torch.isfinite(value).all()
+        assert torch.allclose(value, training[name], atol=1e-5)

@@ -40,9 +40,15 @@ class AtomTransformerEncoder(nn.Module):
         """``features`` ``[N, F]``, ``pos`` ``[N, 3]`` Å, ``batch`` ``[N]`` -> ``(h [N, D], vectors [N, 1, 3])``."""
         relative = centred(pos, batch)
         tokens, present = to_dense_batch(self.tokens(torch.cat([features, relative], -1)), batch)
-        # the math kernel is twice differentiable, as forces = -dE/dpos trained by gradient need
-        with sdpa_kernel(SDPBackend.MATH):
-            h = self.layers(tokens, mask=self._attention_bias(relative, batch, present))[present]
+        # the math kernel is twice differentiable, as forces = -dE/dpos trained by gradient need; the
+        # encoder's inference fast path is off because it returns NaN with a float mask on padded keys
+        fast_path = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            with sdpa_kernel(SDPBackend.MATH):
+                h = self.layers(tokens, mask=self._attention_bias(relative, batch, present))[present]
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fast_path)
         return h, self.vector_projection(h).unsqueeze(1)
 
     def _attention_bias(self, pos: torch.Tensor, batch: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
