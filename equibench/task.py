@@ -174,8 +174,10 @@ class Task(ABC):
     graph_fields: tuple[str, ...] = ()
     #: point-cloud tasks: atomic numbers the task can contain, in one-hot order
     atom_types: tuple[int, ...] = ()
-    #: metric the leaderboard ranks by (lower is better), a key of :meth:`evaluate`'s result
+    #: metric the leaderboard ranks by (lower is better), a key of :meth:`metrics`' result
     primary_metric: str = "loss"
+    #: the task's card (``card.yaml``); its ``budget`` and ``probe`` sections set the defaults
+    card: dict[str, Any] = {}
 
     def __init__(self, dataset: str | None = None, data_dir: str | None = None,
                  subset: int | None = None, download: bool = False):
@@ -187,11 +189,18 @@ class Task(ABC):
     # --- description -------------------------------------------------------------------
     @property
     def budget(self) -> Budget:
-        return Budget()
+        return Budget(**self.card.get("budget", {}))
 
     @property
     def probe_settings(self) -> ProbeSettings:
-        return ProbeSettings()
+        return ProbeSettings(**self.card.get("probe", {}))
+
+    def probe_indices(self, n_heldout: int) -> torch.Tensor:
+        """The probe's fixed examples: ``n_examples`` of ``n_heldout`` held-out ones, drawn with the
+        probe seed, sorted."""
+        settings = self.probe_settings
+        order = torch.randperm(n_heldout, generator=torch.Generator().manual_seed(settings.seed))
+        return order[: settings.n_examples].sort().values
 
     def output_spec(self, name: str) -> OutputSpec:
         for spec in self.outputs:

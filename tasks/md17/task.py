@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from equibench.rotations import random_rotations
-from equibench.task import Budget, Example, OutputSpec, PointCloudGeometry, ProbeSettings, Task, read_card
+from equibench.task import Example, OutputSpec, PointCloudGeometry, Task, read_card
 
 from .data import Frames, load_md17, load_rmd17, load_xtb
 
@@ -114,19 +114,7 @@ class MD17Task(Task):
             yield self._example(split, torch.arange(start, min(start + batch_size, n)))
 
     def probe_example(self) -> Example:
-        settings = self.probe_settings
-        n = len(self._tensors["test"]["energy"])
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(settings.seed))
-        return self._example("test", order[: settings.n_examples].sort().values)
-
-    # --- settings ----------------------------------------------------------------------------
-    @property
-    def budget(self) -> Budget:
-        return Budget(**CARD["budget"])
-
-    @property
-    def probe_settings(self) -> ProbeSettings:
-        return ProbeSettings(**CARD["probe"])
+        return self._example("test", self.probe_indices(len(self._tensors["test"]["energy"])))
 
     # --- metrics ----------------------------------------------------------------------------
     def metrics(self, predictions, example):

@@ -9,7 +9,7 @@ import torch
 
 from equibench.datacache import cache_dir
 from equibench.rotations import random_rotations
-from equibench.task import Budget, Example, OutputSpec, PointCloudGeometry, ProbeSettings, Task, read_card
+from equibench.task import Example, OutputSpec, PointCloudGeometry, Task, read_card
 
 from .chemistry import sample_quality
 from .data import QM9Molecules, edm_split, load_gdb9_raw, load_qm9pack
@@ -116,15 +116,7 @@ class QM9FlowTask(Task):
     def probe_example(self) -> Example:
         return self._slice(self._heldout["test"], 0, min(self.probe_settings.n_examples, self._heldout["test"].size))
 
-    # --- settings and metrics ------------------------------------------------------------
-    @property
-    def budget(self) -> Budget:
-        return Budget(**CARD["budget"])
-
-    @property
-    def probe_settings(self) -> ProbeSettings:
-        return ProbeSettings(**CARD["probe"])
-
+    # --- metrics ----------------------------------------------------------------------------
     def metrics(self, predictions, example):
         rows = example.inputs.num_nodes
         return {f"{name}_mse": (float((predictions[name] - example.targets[name]).pow(2).sum()), rows)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from equibench.rotations import random_rotations
-from equibench.task import Budget, Example, OutputSpec, ProbeSettings, Task, VoxelGeometry, read_card
+from equibench.task import Example, OutputSpec, Task, VoxelGeometry, read_card
 
 from .render import GridSpec, centre_molecules, render
 
@@ -119,19 +119,7 @@ class VoxelDenoiseTask(Task):
             yield self._heldout(split, torch.arange(start, min(start + batch_size, n)))
 
     def probe_example(self) -> Example:
-        settings = self.probe_settings
-        n = len(self._split["test"])
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(settings.seed))
-        return self._heldout("test", order[: settings.n_examples].sort().values)
-
-    # --- settings ----------------------------------------------------------------------------
-    @property
-    def budget(self) -> Budget:
-        return Budget(**CARD["budget"])
-
-    @property
-    def probe_settings(self) -> ProbeSettings:
-        return ProbeSettings(**CARD["probe"])
+        return self._heldout("test", self.probe_indices(len(self._split["test"])))
 
     # --- loss and metrics ----------------------------------------------------------------------
     def loss(self, predictions: dict[str, torch.Tensor], example: Example) -> torch.Tensor:
