@@ -12,6 +12,7 @@ import math
 import torch
 from torch import nn
 
+from equibench.scatter import centre_per_group, scatter_sum
 from equibench.task import OutputSpec, Task, read_card
 
 #: outputs that make a task conservative: forces are the negative gradient of the energy
@@ -40,22 +41,6 @@ def radius_graph(pos: torch.Tensor, batch: torch.Tensor, cutoff: float) -> torch
     pairs = molecule_pairs(batch)
     distance = (pos[pairs[0]] - pos[pairs[1]]).norm(dim=-1)
     return pairs[:, distance <= cutoff]
-
-
-def scatter_sum(src: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:
-    """Sum rows of ``src`` ``[E, ...]`` into ``[dim_size, ...]`` by ``index`` ``[E]``."""
-    return src.new_zeros(dim_size, *src.shape[1:]).index_add_(0, index, src)
-
-
-def scatter_mean(src: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:
-    """Mean of rows of ``src`` ``[E, ...]`` per ``index`` ``[E]``, ``[dim_size, ...]`` (0 where empty)."""
-    count = torch.bincount(index, minlength=dim_size).clamp(min=1).to(src.dtype)
-    return scatter_sum(src, index, dim_size) / count.reshape(-1, *([1] * (src.dim() - 1)))
-
-
-def centred(vectors: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
-    """``vectors`` ``[N, 3]`` minus their molecule's mean (``batch`` ``[N]`` sorted molecule index)."""
-    return vectors - scatter_mean(vectors, batch, int(batch.max()) + 1)[batch]
 
 
 def input_dim(task: Task) -> int:
@@ -112,7 +97,7 @@ class OutputHead(nn.Module):
             else:
                 per_atom = self.vector_heads[spec.name](vectors.transpose(1, 2)).squeeze(-1)
                 if spec.level == "node":
-                    per_atom = centred(per_atom, batch)
+                    per_atom = centre_per_group(per_atom, batch, num_graphs)
             predictions[spec.name] = (scatter_sum(per_atom, batch, num_graphs) if spec.level == "graph"
                                       else per_atom)
         return predictions

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .scatter import scatter_mean
+
 LOSSES = ("mse", "l1")
 
 
@@ -169,8 +171,6 @@ def _mean_per_example(rows: torch.Tensor, example_index: torch.Tensor, n_example
     """Average row values ``[E]`` within examples: ``[n_examples]``."""
     example_index = example_index.to(rows.device)
     n = int(example_index.max()) + 1 if n_examples is None else n_examples
-    sums = torch.zeros(n, dtype=rows.dtype, device=rows.device).index_add_(0, example_index, rows)
-    counts = torch.bincount(example_index, minlength=n).to(rows.dtype)
-    if (counts == 0).any():
+    if (torch.bincount(example_index, minlength=n) == 0).any():
         raise ValueError("every example needs at least one row; example_index skips some")
-    return sums / counts
+    return scatter_mean(rows, example_index, n)

@@ -16,6 +16,7 @@ import torch
 
 from .decomposition import Decomposition, combine, loss_decomposition
 from .rotations import cube_rotations, random_rotations
+from .scatter import scatter_sum
 from .task import Example, Geometry, OutputSpec, ProbeSettings
 
 
@@ -100,10 +101,8 @@ def relative_deviation(twisted: torch.Tensor, plain: torch.Tensor, example_index
     diff_sq = diff_sq.reshape(diff_sq.shape[0], diff_sq.shape[1], -1).sum(-1)  # [K, E]
     plain_sq = plain.double().pow(2).reshape(plain.shape[0], -1).sum(-1)  # [E]
     if example_index is not None:
-        diff_sq = torch.zeros(diff_sq.shape[0], n_examples, dtype=diff_sq.dtype,
-                              device=diff_sq.device).index_add_(1, example_index, diff_sq)
-        plain_sq = torch.zeros(n_examples, dtype=plain_sq.dtype,
-                               device=plain_sq.device).index_add_(0, example_index, plain_sq)
+        diff_sq = scatter_sum(diff_sq.T, example_index, n_examples).T
+        plain_sq = scatter_sum(plain_sq, example_index, n_examples)
     denominator = plain_sq.sqrt().mean()
     return float(diff_sq.sqrt().mean() / denominator) if denominator > 0 else 0.0
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .rotations import Kind, inverse, rotate_grid
+from .scatter import scatter_mean
 
 Inputs = Any  # a torch_geometric Batch (point clouds) or a grid tensor [B, C, D, D, D]
 Targets = dict[str, torch.Tensor]
@@ -244,9 +245,7 @@ class Task(ABC):
             per_row = err.reshape(err.shape[0], -1).sum(1)
             index = self.geometry.example_index(spec, example.inputs)
             if index is not None:
-                per_example = torch.zeros(example.size, dtype=per_row.dtype, device=per_row.device)
-                per_example = per_example.index_add(0, index, per_row)
-                per_row = per_example / torch.bincount(index, minlength=example.size).to(per_row.dtype)
+                per_row = scatter_mean(per_row, index, example.size)
             total = total + spec.loss_weight * per_row.mean()
         return total
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from equibench.rotations import cube_rotations, rotate_grid
-from equibench_tasks.voxel_denoise.render import GridSpec, centre_molecules, element_channels, render
+from equibench_tasks.voxel_denoise.render import GridSpec, element_channels, render
 
 
 def _molecules(dtype=torch.float32):
@@ -62,13 +62,6 @@ def test_chunked_rendering_matches_one_pass():
     grid = GridSpec(size=6)
     z, pos, batch = _molecules()
     assert torch.allclose(render(z, pos, batch, 3, grid, max_atom_voxels=2 * 6**3), render(z, pos, batch, 3, grid))
-
-
-def test_centre_molecules_removes_each_mean():
-    z, pos, batch = _molecules(torch.float64)
-    centred = centre_molecules(pos + 3.0, batch, 3)
-    means = torch.zeros(3, 3, dtype=torch.float64).index_add_(0, batch, centred)
-    assert means.abs().max() < 1e-12
 
 
 def test_unknown_elements_and_bad_shapes_are_refused():

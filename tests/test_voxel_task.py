@@ -7,7 +7,8 @@ from equibench.contract import check_outputs
 from equibench.task import Example
 from equibench_tasks.qm9_flow.data import QM9Molecules
 from equibench_tasks.voxel_denoise import VoxelDenoiseTask
-from equibench_tasks.voxel_denoise.render import GridSpec, centre_molecules, render
+from equibench.scatter import centre_per_group
+from equibench_tasks.voxel_denoise.render import GridSpec, render
 
 D = 16  # the default grid of card.yaml
 
@@ -56,7 +57,7 @@ def test_augmentation_rotates_coordinates_before_rendering(task):
     pick = torch.randint(14, (3,), generator=generator)
     rotations = random_rotations(3, generator)
     z, pos, batch = task.molecules.gather(pick.numpy())
-    pos = centre_molecules(pos, batch, 3)
+    pos = centre_per_group(pos, batch, 3)
     expected = render(z, torch.einsum("nij,nj->ni", rotations[batch], pos), batch, 3, task.grid)
     assert torch.allclose(example.targets["grid"], expected, atol=1e-6)
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..common import mlp, molecule_pairs, radius_graph, scatter_mean, scatter_sum
+from equibench.scatter import scatter_mean, scatter_sum
+
+from ..common import mlp, molecule_pairs, radius_graph
 
 
 class EGNNLayer(nn.Module):

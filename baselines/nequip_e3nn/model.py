@@ -14,7 +14,9 @@ from e3nn import o3
 from e3nn.nn import FullyConnectedNet, Gate
 from torch import nn
 
-from ..common import radius_graph, scatter_sum
+from equibench.scatter import scatter_sum
+
+from ..common import radius_graph
 
 
 class BesselBasis(nn.Module):

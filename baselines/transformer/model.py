@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch_geometric.utils import to_dense_batch
 
-from ..common import centred
+from equibench.scatter import centre_per_group
 
 
 class AtomTransformerEncoder(nn.Module):
@@ -38,7 +38,7 @@ class AtomTransformerEncoder(nn.Module):
 
     def forward(self, features: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor):
         """``features`` ``[N, F]``, ``pos`` ``[N, 3]`` Å, ``batch`` ``[N]`` -> ``(h [N, D], vectors [N, 1, 3])``."""
-        relative = centred(pos, batch)
+        relative = centre_per_group(pos, batch, int(batch.max()) + 1)
         tokens, present = to_dense_batch(self.tokens(torch.cat([features, relative], -1)), batch)
         # the math kernel is twice differentiable, as forces = -dE/dpos trained by gradient need; the
         # encoder's inference fast path is off because it returns NaN with a float mask on padded keys

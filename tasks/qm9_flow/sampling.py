@@ -4,21 +4,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from equibench.scatter import centre_per_group
+
 METHODS = ("euler", "heun")
-
-
-def remove_mean(values: torch.Tensor, batch: torch.Tensor, n_molecules: int) -> torch.Tensor:
-    """Subtract each molecule's mean row: ``values`` [N, 3] -> zero centre of mass per molecule."""
-    sums = torch.zeros(n_molecules, values.shape[1], dtype=values.dtype, device=values.device)
-    sums = sums.index_add(0, batch, values)
-    counts = torch.bincount(batch, minlength=n_molecules).clamp(min=1).to(values.dtype)
-    return values - (sums / counts[:, None])[batch]
 
 
 def initial_noise(n_atoms: torch.Tensor, n_types: int, generator: torch.Generator):
     """x_0 [N, 3] (zero CoM per molecule), h_0 [N, n_types], batch [N] for molecules of ``n_atoms`` atoms."""
     batch = torch.repeat_interleave(torch.arange(len(n_atoms)), n_atoms)
-    x0 = remove_mean(torch.randn(len(batch), 3, generator=generator), batch, len(n_atoms))
+    x0 = centre_per_group(torch.randn(len(batch), 3, generator=generator), batch, len(n_atoms))
     h0 = torch.randn(len(batch), n_types, generator=generator)
     return x0, h0, batch
 
@@ -50,7 +44,7 @@ def sample_molecules(model: torch.nn.Module, n_atoms: torch.Tensor, atom_types: 
 
     def velocity(x_t, h_t, t):
         out = model(flow_batch(x_t, h_t, torch.full((b,), t, device=device), batch))
-        return remove_mean(out["pos_velocity"], batch, b), out["type_velocity"]
+        return centre_per_group(out["pos_velocity"], batch, b), out["type_velocity"]
 
     dt = 1.0 / steps
     for i in range(steps):

@@ -9,11 +9,12 @@ import torch
 
 from equibench.datacache import cache_dir
 from equibench.rotations import random_rotations
+from equibench.scatter import centre_per_group
 from equibench.task import Example, OutputSpec, PointCloudGeometry, Task, read_card
 
 from .chemistry import sample_quality
 from .data import QM9Molecules, edm_split, load_gdb9_raw, load_qm9pack
-from .sampling import flow_batch, initial_noise, remove_mean, sample_molecules
+from .sampling import flow_batch, initial_noise, sample_molecules
 
 CARD = read_card(__package__)
 
@@ -75,7 +76,7 @@ class QM9FlowTask(Task):
         z, pos, batch = self.molecules.gather(self._split[split][np.asarray(positions)])
         n = len(positions)
         one_hot = torch.nn.functional.one_hot(self._type_index[z], len(self.atom_types)).float()
-        return remove_mean(pos.float(), batch, n), one_hot * CARD["flow"]["type_scale"], batch
+        return centre_per_group(pos.float(), batch, n), one_hot * CARD["flow"]["type_scale"], batch
 
     def _example(self, x1, h1, batch, x0, h0, t) -> Example:
         b = len(t)

@@ -5,7 +5,7 @@ test molecules; the loss is the mse per voxel. The equivariance probe uses the 2
 (exact on grids); its loss decomposition sums the squared error over each grid's voxels, so its
 ``total`` is a per-grid sum while its ``relative`` share is scale-free.
 """
-from .render import GridSpec, centre_molecules, render
+from .render import GridSpec, render
 from .task import VoxelDenoiseTask
 
-__all__ = ["GridSpec", "VoxelDenoiseTask", "centre_molecules", "render"]
+__all__ = ["GridSpec", "VoxelDenoiseTask", "render"]

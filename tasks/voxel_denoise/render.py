@@ -81,13 +81,6 @@ def element_channels(z: torch.Tensor, elements: tuple[int, ...] = ELEMENTS) -> t
     return channel
 
 
-def centre_molecules(pos: torch.Tensor, batch: torch.Tensor, n_molecules: int) -> torch.Tensor:
-    """Positions ``[N, 3]`` minus the mean position of each atom's molecule (``batch`` ``[N]``)."""
-    total = pos.new_zeros(n_molecules, 3).index_add_(0, batch, pos)
-    count = torch.bincount(batch, minlength=n_molecules).clamp(min=1).to(pos.dtype)
-    return pos - (total / count.unsqueeze(1))[batch]
-
-
 def render(z: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor, n_molecules: int,
            grid: GridSpec = GridSpec(), max_atom_voxels: int = 2**25) -> torch.Tensor:
     """Per-element Gaussian densities of a batch of molecules.
@@ -95,7 +88,7 @@ def render(z: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor, n_molecules:
     Args:
         z: atomic numbers ``[N]`` (any integer dtype), each one of ``grid.elements``.
         pos: positions ``[N, 3]``, Å, in the grid's frame (the grid centre is the origin; centre
-            molecules first with :func:`centre_molecules`). Its dtype is the output dtype.
+            molecules first with :func:`equibench.scatter.centre_per_group`). Its dtype is the output dtype.
         batch: molecule index of each atom ``[N]``, values in ``0..n_molecules-1``.
         n_molecules: ``B``.
         grid: grid size, spacing and Gaussian width.

@@ -8,9 +8,10 @@ import numpy as np
 import torch
 
 from equibench.rotations import random_rotations
+from equibench.scatter import centre_per_group
 from equibench.task import Example, OutputSpec, Task, VoxelGeometry, read_card
 
-from .render import GridSpec, centre_molecules, render
+from .render import GridSpec, render
 
 CARD = read_card(__package__)
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
@@ -89,7 +90,7 @@ class VoxelDenoiseTask(Task):
         """Clean grids ``[B, C, D, D, D]`` of molecules at ``indices`` (positions into the molecules),
         centred on the mean atom position and, if given, rotated by ``rotations`` ``[B, 3, 3]`` about it."""
         z, pos, batch = self.molecules.gather(indices)
-        pos = centre_molecules(pos.float(), batch, len(indices))
+        pos = centre_per_group(pos.float(), batch, len(indices))
         if rotations is not None:
             pos = torch.einsum("nij,nj->ni", rotations.to(pos.dtype)[batch], pos)
         return render(z, pos, batch, len(indices), self.grid)
