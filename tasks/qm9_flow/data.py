@@ -408,8 +408,3 @@ def edm_split(n_molecules: int = QM9_N_CHARACTERIZED) -> dict[str, np.ndarray]:
     perm = np.random.RandomState(EDM_SEED).permutation(n_molecules)
     parts = np.split(perm.astype(np.int64), [EDM_N_TRAIN, EDM_N_TRAIN + n_valid])
     return {name: np.sort(part) for name, part in zip(("train", "valid", "test"), parts)}
-
-
-def split_hash(split: dict[str, np.ndarray]) -> str:
-    """Hex sha256 of a split: names and int64 little-endian index bytes, names sorted."""
-    return _arrays_sha256({name: np.asarray(idx).astype("<i8") for name, idx in split.items()})
