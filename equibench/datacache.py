@@ -50,12 +50,13 @@ def verify(path: Path, sha256: str | None) -> None:
 def locate(filename: str, search: list[Path], url: str | None, sha256: str | None,
            download: bool = False, cache: Path | None = None) -> Path:
     """Find ``filename`` in ``search`` folders (then ``cache``), verified; download into ``cache`` if allowed."""
-    for folder in [*search, *( [cache] if cache else [] )]:
+    folders = [*search, cache] if cache else list(search)
+    for folder in folders:
         candidate = Path(folder) / filename
         if candidate.is_file():
             verify(candidate, sha256)
             return candidate
-    where = ", ".join(str(f) for f in [*search, *([cache] if cache else [])]) or "(no folder given)"
+    where = ", ".join(map(str, folders)) or "(no folder given)"
     if not download or url is None or cache is None:
         how = f"download {url} and put it at {cache / filename if cache else 'a folder passed as --data-dir'}" \
             if url else "get it from the dataset's authors"

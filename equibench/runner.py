@@ -287,8 +287,7 @@ class Runner:
             "seed": self.config.seed,
             "budget": {**{k: v for k, v in asdict(self.budget).items() if k != "extras"},
                        "task_default_steps": self.task.budget.steps},
-            "probe": asdict(self.task.probe_settings) | {"k": 24 if self.task.probe_settings.group == "cube"
-                                                         else self.task.probe_settings.k},
+            "probe": asdict(self.task.probe_settings) | {"k": len(probe_rotations(self.task.probe_settings)[0])},
             "curve": self.curve,
             "final": final or {"metrics": {}, "decomposition": None},
             "cost": {
